@@ -23,8 +23,15 @@
 //     never concurrently with each other, in the order messages arrived.
 //     They should return quickly: a slow handler delays its subscription.
 //     The handler owns Message.Payload.
+//   - A handler may call Publish (QoS 1 included), Subscribe and Unsubscribe
+//     on its own transport, its own subscription included, without deadlock.
 //   - After Unsubscribe or Close returns, the handler is not called again.
-//     After Close, Publish and Subscribe return an error wrapping ErrClosed.
+//     After Close, Publish and Subscribe return an error wrapping ErrClosed,
+//     and Unsubscribe returns promptly.
+//   - While the connection is down, Publish and Subscribe may fail with an
+//     error wrapping ErrNotConnected instead of waiting.
+//   - Overlapping subscriptions are independent: a message matching two of
+//     them is delivered to each. A nil Handler is refused with an error.
 package ports
 
 import (
