@@ -76,10 +76,12 @@ type RejectedError struct {
 
 // Error returns the code and the message.
 func (e *RejectedError) Error() string {
+	// string(e.Code): ErrorCode is an error, so %s alone would print its
+	// Error() and repeat the prefix.
 	if e.Message == "" {
-		return fmt.Sprintf("job: rejected: %s", e.Code)
+		return "job: rejected: " + string(e.Code)
 	}
-	return fmt.Sprintf("job: rejected: %s: %s", e.Code, e.Message)
+	return "job: rejected: " + string(e.Code) + ": " + e.Message
 }
 
 // Is reports whether target is the ErrorCode of e.

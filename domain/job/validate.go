@@ -62,15 +62,26 @@ func checkID(field, s string, max int, colon bool) error {
 	if s == "" {
 		return invalid(field, "empty")
 	}
+	for i := 0; i < len(s); i++ {
+		if !idChar(s[i], colon) {
+			return invalid(field, "%.40q: character %s not allowed", s, charAt(s, i))
+		}
+	}
+	// Only ASCII is left: bytes are characters.
 	if len(s) > max {
 		return invalid(field, "%d characters, at most %d", len(s), max)
 	}
-	for i := 0; i < len(s); i++ {
-		if !idChar(s[i], colon) {
-			return invalid(field, "%.40q: character %q not allowed", s, rune(s[i]))
-		}
-	}
 	return nil
+}
+
+// charAt quotes the character that starts at s[i], or names the byte there
+// when it does not start valid UTF-8.
+func charAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x", s[i])
+	}
+	return fmt.Sprintf("%q", r)
 }
 
 // ValidateThingName checks a thing name: 1–128 characters of [a-zA-Z0-9:_-].
@@ -128,19 +139,21 @@ func (d StatusDetails) Validate() error {
 		if err := checkID("statusDetails key", k, MaxStatusDetailKeyLength, true); err != nil {
 			return err
 		}
-		field := "statusDetails[" + k + "]"
 		switch n := utf8.RuneCountInString(v); {
 		case n == 0:
-			return invalid(field, "empty value")
+			return invalid(detailField(k), "empty value")
 		case n > MaxStatusDetailValueLength:
-			return invalid(field, "%d characters, at most %d", n, MaxStatusDetailValueLength)
+			return invalid(detailField(k), "%d characters, at most %d", n, MaxStatusDetailValueLength)
 		}
 		if err := checkText(v); err != "" {
-			return invalid(field, "%s", err)
+			return invalid(detailField(k), "%s", err)
 		}
 	}
 	return nil
 }
+
+// detailField names the value of key k in a ValidationError.
+func detailField(k string) string { return "statusDetails[" + k + "]" }
 
 // ValidateStepTimeout checks a step timeout in minutes: nil (none) or
 // 1–10080.

@@ -59,6 +59,9 @@ func decodeNumber(b []byte, what string) (int64, error) {
 			return 0, fmt.Errorf("job: %s: %w", what, err)
 		}
 		b = []byte(s)
+		if !isJSONNumber(b) {
+			return 0, fmt.Errorf("job: %s: not a number: %.40q", what, b)
+		}
 	}
 	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
 		return n, nil
@@ -68,6 +71,12 @@ func decodeNumber(b []byte, what string) (int64, error) {
 		return 0, fmt.Errorf("job: %s: not a number: %.40q", what, b)
 	}
 	return int64(f), nil
+}
+
+// isJSONNumber reports whether b is a JSON number (as opposed to forms that
+// strconv also accepts: "+1", ".5", "1_000", "0x1p4", "Inf", "NaN").
+func isJSONNumber(b []byte) bool {
+	return len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') && json.Valid(b)
 }
 
 // Document is a job document: raw JSON, normally an object. AWS sends it as

@@ -70,14 +70,17 @@ func (t *Table[K, V]) Deliver(key K, v V) bool {
 	c, ok := t.waiting[key]
 	if ok {
 		delete(t.waiting, key)
+		// Send while holding the lock: a Wait whose context ends takes the
+		// lock in Cancel before it looks at the channel a last time, so it
+		// sees this reply instead of losing it after Deliver reported true.
+		// Buffered and sent at most once: never blocks.
+		c <- v
 	}
 	t.mu.Unlock()
 	if !ok {
 		t.dropped.Add(1)
-		return false
 	}
-	c <- v // buffered and delivered at most once: never blocks
-	return true
+	return ok
 }
 
 // Len returns the number of entries waiting.
