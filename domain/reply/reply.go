@@ -98,7 +98,8 @@ func (w *Wait[K, V]) Key() K { return w.key }
 
 // Wait blocks until the reply arrives or ctx ends. When ctx ends first the
 // entry is removed and ctx's error returned; a reply arriving later is
-// dropped.
+// dropped. Give ctx a deadline: a reply that never comes (or an entry
+// already canceled) otherwise blocks Wait forever.
 func (w *Wait[K, V]) Wait(ctx context.Context) (V, error) {
 	select {
 	case v := <-w.c:
