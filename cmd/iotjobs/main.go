@@ -30,26 +30,47 @@ func main() {
 	}
 }
 
-const usage = `usage: iotjobs <command> [flags]
+// command is one subcommand of the CLI.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
 
-commands:
-  demo    run a device against the embedded emulator (no AWS account needed)
-`
+// commands lists the subcommands, in the order usage shows them. Each lives
+// in a file of its own name.
+var commands = []command{
+	{"demo", "run a device against the embedded emulator (no AWS account needed)", runDemo},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: iotjobs <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'iotjobs <command> -h' for the flags of a command.")
+}
 
 // run executes the command line args, writing results to stdout and
 // diagnostics to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		usage(stderr)
 		return errors.New("no command given")
 	}
 	switch args[0] {
-	case "demo":
-		return runDemo(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
+		usage(stdout)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
 }
