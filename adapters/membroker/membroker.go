@@ -251,44 +251,30 @@ func (b *Broker) takeFaultLocked(topic string) *fault {
 // ports.StateLost, then ports.StateRestored, after the messages already
 // enqueued for it. It returns an error wrapping ErrUnknownClient if no
 // client with that ID is connected.
-func (b *Broker) Disconnect(clientID string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c, err := b.clientLocked(clientID)
-	if err != nil {
-		return err
-	}
-	c.setDownLocked(true)
-	c.setDownLocked(false)
-	return nil
-}
+func (b *Broker) Disconnect(clientID string) error { return b.setDown(clientID, true, false) }
 
 // DropConnection takes the client's connection down until Reconnect: its
 // subscriptions are told ports.StateLost and miss the messages published
 // meanwhile; its Publish and Subscribe return errors wrapping
 // ports.ErrNotConnected. Dropping a dropped connection does nothing.
-func (b *Broker) DropConnection(clientID string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c, err := b.clientLocked(clientID)
-	if err != nil {
-		return err
-	}
-	c.setDownLocked(true)
-	return nil
-}
+func (b *Broker) DropConnection(clientID string) error { return b.setDown(clientID, true) }
 
 // Reconnect brings back the connection taken down by DropConnection: the
 // subscriptions are restored and told ports.StateRestored. Reconnecting a
 // connected client does nothing.
-func (b *Broker) Reconnect(clientID string) error {
+func (b *Broker) Reconnect(clientID string) error { return b.setDown(clientID, false) }
+
+// setDown takes the client's connection down or up, in the order given.
+func (b *Broker) setDown(clientID string, down ...bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c, err := b.clientLocked(clientID)
 	if err != nil {
 		return err
 	}
-	c.setDownLocked(false)
+	for _, d := range down {
+		c.setDownLocked(d)
+	}
 	return nil
 }
 
