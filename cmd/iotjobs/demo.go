@@ -8,46 +8,66 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/iotjobs/iotjobs/adapters/membroker"
+	"github.com/iotjobs/iotjobs/adapters/mqtt5"
+	"github.com/iotjobs/iotjobs/app/agent"
 	"github.com/iotjobs/iotjobs/app/jobs"
 	"github.com/iotjobs/iotjobs/domain/job"
+	"github.com/iotjobs/iotjobs/testkit/emulator"
 	"github.com/iotjobs/iotjobs/testkit/jobstest"
 )
 
-// demoJob is a job the demo queues and what the device makes of it.
+// demoJob is a job the demo queues and the status it must end with.
 type demoJob struct {
 	id       string
 	document string
-	// want is the status the demo device ends the job with.
-	want job.Status
+	want     job.Status
+	story    string
 }
 
 // demoJobs are queued in this order; the device takes them oldest first.
 var demoJobs = []demoJob{
-	{"install-firmware-2-4-1", `{"operation":"install","version":"2.4.1","steps":3}`, job.Succeeded},
-	{"reboot-1", `{"operation":"reboot","steps":1}`, job.Succeeded},
-	{"collect-logs-1", `{"operation":"collect-logs","steps":2,"failAtStep":2}`, job.Failed},
-	{"factory-reset-1", `{"operation":"factory-reset"}`, job.Rejected},
+	{"install-firmware-2-4-1", `{"operation":"install","version":"2.4.1","stages":4}`, job.Succeeded, "runs with progress and succeeds"},
+	{"collect-logs-1", `{"operation":"collect-logs","stages":2}`, job.Failed, "fails at its second step"},
+	{"long-update-1", `{"operation":"long-update","stages":20}`, job.Canceled, "runs until the service cancels it"},
+	{"factory-reset-1", `{"operation":"factory-reset"}`, job.Rejected, "asks for an operation the device does not have"},
 }
 
-// demoDocument is the job document the demo device understands.
+// demoDocument is the job document the demo's handlers read.
 type demoDocument struct {
-	Operation  string `json:"operation"`
-	Version    string `json:"version,omitempty"`
-	Steps      int    `json:"steps"`
-	FailAtStep int    `json:"failAtStep,omitempty"`
+	Version string `json:"version,omitempty"`
+	Stages  int    `json:"stages"`
 }
 
-var supportedOperations = []string{"install", "reboot", "collect-logs"}
+// demoPrinter serialises the demo's output, written from handlers and the
+// agent's result callback.
+type demoPrinter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *demoPrinter) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format, args...)
+}
+
+func progressBar(done, total int) string {
+	const width = 20
+	n := width * done / max(total, 1)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	thing := fs.String("thing", "demo-thing", "the thing name of the demo device")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	stepTime := fs.Duration("step-time", 150*time.Millisecond, "how long each simulated step of a job takes")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,130 +77,133 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := job.ValidateThingName(*thing); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	if *stepTime < 0 {
+		return errors.New("demo: --step-time must not be negative")
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	out := &demoPrinter{w: stdout}
 
-	// The emulator: the fake AWS IoT Jobs service on an in-memory broker.
-	broker := membroker.New(membroker.Options{})
-	defer broker.Close()
-	serviceConn, err := broker.Connect("iotjobs-service")
+	// The emulator: a real MQTT 5 broker on loopback (TLS with client
+	// certificates) and the fake AWS IoT Jobs service.
+	emu, err := emulator.Start(ctx, emulator.Options{Thing: *thing})
 	if err != nil {
 		return err
 	}
-	svc := jobstest.New(jobstest.Options{})
-	if err := svc.Start(ctx, serviceConn); err != nil {
-		return err
-	}
-	defer svc.Close()
+	defer emu.Close()
+	out.printf("iotjobs demo: the emulator serves MQTT 5 over TLS on %s; the device %q connects with its certificate\n\n", emu.MQTTAddr(), *thing)
 
-	// The device: a Jobs client on its own connection.
-	deviceConn, err := broker.Connect(*thing)
-	if err != nil {
-		return err
-	}
-	client, err := jobs.New(ctx, deviceConn, jobs.Options{Thing: *thing})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-
-	fmt.Fprintf(stdout, "iotjobs demo: thing %q on the embedded emulator (fake AWS IoT Jobs service, in-memory broker)\n", *thing)
+	svc := emu.Service()
 	for _, j := range demoJobs {
 		spec := jobstest.JobSpec{JobID: j.id, Document: json.RawMessage(j.document), Targets: []string{*thing}}
 		if err := svc.CreateJob(ctx, spec); err != nil {
 			return fmt.Errorf("demo: create job %s: %w", j.id, err)
 		}
-		fmt.Fprintf(stdout, "queued   %-24s %s\n", j.id, j.document)
+		out.printf("queued  %-24s %s: %s\n", j.id, j.document, j.story)
 	}
+	out.printf("\n")
 
-	inProgress, queued, err := client.List(ctx)
+	cert := emu.ClientCertificate()
+	conn, err := mqtt5.Connect(ctx, mqtt5.Config{
+		Endpoint: emu.MQTTAddr(), ClientID: *thing, Certificate: &cert, RootCAs: emu.RootCAs(),
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "pending: %d in progress, %d queued\n", len(inProgress), len(queued))
+	defer conn.Close()
 
-	ran := 0
-	for {
-		next, err := client.Describe(ctx, job.NextJobID, job.DescribeRequest{})
-		if err != nil {
-			return err
+	// The device's handlers. The long update tells the demo when it runs,
+	// so that the demo can cancel it at the service, as an operator would.
+	longStarted := make(chan string, 1)
+	// steps runs a job's stages; it fails at stage failAt, and at stage
+	// waitAt it waits until the service ends the job.
+	steps := func(ctx context.Context, j agent.Job, p agent.Progress, failAt, waitAt int) error {
+		var doc demoDocument
+		if err := j.Document.Decode(&doc); err != nil || doc.Stages < 1 {
+			return agent.Reject(fmt.Errorf("document needs stages: %v", err))
 		}
-		if next.Execution == nil {
-			break
+		for step := 1; step <= doc.Stages; step++ {
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-time.After(*stepTime): // the simulated work of one step
+			}
+			if step == failAt {
+				return fmt.Errorf("step %d: upload failed: connection reset", step)
+			}
+			p.Report(job.StatusDetails{"step": fmt.Sprintf("%d/%d", step, doc.Stages)})
+			out.printf("        %-24s %s %d/%d\n", j.ID, progressBar(step, doc.Stages), step, doc.Stages)
+			if step == waitAt {
+				longStarted <- j.ID
+				<-ctx.Done()
+				return context.Cause(ctx)
+			}
 		}
-		if err := runDemoJob(ctx, client, next.Execution, stdout); err != nil {
-			return err
-		}
-		ran++
-	}
-	fmt.Fprintf(stdout, "no more pending jobs after %d\n", ran)
-	return demoSummary(svc, *thing, stdout)
-}
-
-// runDemoJob takes one execution the scalable way (IN_PROGRESS with the
-// version just read), runs it step by step with progress reports, and
-// reports the result.
-func runDemoJob(ctx context.Context, client *jobs.Client, e *job.Execution, stdout io.Writer) error {
-	j := client.Job(e.JobID)
-	update := func(status job.Status, details job.StatusDetails) error {
-		if err := j.Update(ctx, status, details); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "  %-11s %s (version %d)\n", status, formatDetails(details), j.Version())
 		return nil
 	}
+	mux := agent.NewMux()
+	mux.HandleFunc("install", func(ctx context.Context, j agent.Job, p agent.Progress) error { return steps(ctx, j, p, 0, 0) })
+	mux.HandleFunc("collect-logs", func(ctx context.Context, j agent.Job, p agent.Progress) error { return steps(ctx, j, p, 2, 0) })
+	mux.HandleFunc("long-update", func(ctx context.Context, j agent.Job, p agent.Progress) error { return steps(ctx, j, p, 0, 2) })
 
-	if err := j.Describe(ctx); err != nil {
+	a, err := agent.New(ctx, conn, *thing, agent.Config{
+		Handler:          mux,
+		ProgressInterval: *stepTime / 2,
+		Client:           jobs.Options{Thing: *thing},
+		OnResult: func(r agent.Result) {
+			line := fmt.Sprintf("end     %-24s %-10s after %s", r.JobID, r.Status, r.Duration.Round(time.Millisecond))
+			if r.Err != nil {
+				line += ": " + r.Err.Error()
+			}
+			out.printf("%s\n", line)
+		},
+	})
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "take     %-24s version %d\n", j.ID(), j.Version())
-	var doc demoDocument
-	if err := j.Document().Decode(&doc); err != nil {
-		return update(job.Rejected, job.StatusDetails{"reason": "unreadable job document"})
-	}
-	if !slices.Contains(supportedOperations, doc.Operation) {
-		return update(job.Rejected, job.StatusDetails{"reason": "unsupported operation " + doc.Operation})
-	}
-	if err := update(job.InProgress, job.StatusDetails{"operation": doc.Operation}); err != nil {
-		return err
-	}
-	for step := 1; step <= doc.Steps; step++ {
-		if step == doc.FailAtStep {
-			return update(job.Failed, job.StatusDetails{"failedStep": fmt.Sprint(step), "reason": "simulated failure"})
+	defer a.Close()
+
+	canceled := make(chan error, 1)
+	go func() {
+		select {
+		case id := <-longStarted:
+			out.printf("        the operator cancels %s at the service\n", id)
+			canceled <- svc.CancelExecution(ctx, *thing, id, true)
+		case <-ctx.Done():
+			canceled <- nil
 		}
-		if err := update(job.InProgress, job.StatusDetails{"step": fmt.Sprintf("%d/%d", step, doc.Steps)}); err != nil {
-			return err
-		}
+	}()
+	if err := a.RunOnce(ctx); err != nil {
+		return fmt.Errorf("demo: agent: %w", err)
 	}
-	return update(job.Succeeded, job.StatusDetails{"operation": doc.Operation, "result": "done"})
+	cancel() // ends the canceling goroutine if the job never started
+	if err := <-canceled; err != nil {
+		return fmt.Errorf("demo: cancel: %w", err)
+	}
+	return demoSummary(svc, *thing, out)
 }
 
 // demoSummary prints the final state of every execution as the service
-// holds it, and checks it against what the demo set out to do.
-func demoSummary(svc *jobstest.Service, thing string, stdout io.Writer) error {
-	counts := map[job.Status]int{}
+// holds it, and checks it against what the demo set out to show.
+func demoSummary(svc *jobstest.Service, thing string, out *demoPrinter) error {
+	out.printf("\n%-24s %-10s %-10s %-8s %s\n", "JOB", "STATUS", "EXPECTED", "VERSION", "DETAILS")
 	var mismatches []string
 	for _, j := range demoJobs {
 		e, ok := svc.Execution(thing, j.id)
 		if !ok {
 			return fmt.Errorf("demo: the service has no execution of %s", j.id)
 		}
-		counts[e.Status]++
-		fmt.Fprintf(stdout, "result   %-24s %-10s version %d\n", j.id, e.Status, e.VersionNumber)
+		mark := "ok"
 		if e.Status != j.want {
+			mark = "UNEXPECTED"
 			mismatches = append(mismatches, fmt.Sprintf("%s is %s, want %s", j.id, e.Status, j.want))
 		}
+		out.printf("%-24s %-10s %-10s %-8s %s  %s\n", j.id, e.Status, j.want, strconv.FormatInt(int64(e.VersionNumber), 10), formatDetails(e.StatusDetails), mark)
 	}
-	var parts []string
-	for _, s := range job.Statuses {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], strings.ToLower(string(s))))
-		}
-	}
-	fmt.Fprintf(stdout, "summary: %d jobs: %s\n", len(demoJobs), strings.Join(parts, ", "))
 	if len(mismatches) > 0 {
 		return errors.New("demo: " + strings.Join(mismatches, "; "))
 	}
+	out.printf("\nevery job ended as expected\n")
 	return nil
 }
 

@@ -1,12 +1,19 @@
-// Command iotjobs runs AWS IoT Jobs on a device.
+// Command iotjobs runs AWS IoT Jobs on a device, calls the Jobs API from a
+// shell, and serves a local emulator of AWS IoT Jobs.
 //
 // Usage:
 //
-//	iotjobs demo [-thing NAME]
+//	iotjobs demo                       a device runs jobs on the embedded emulator
+//	iotjobs agent [connection] --handlers DIR [--once] [--concurrency N]
+//	iotjobs pending [connection] [--json]
+//	iotjobs describe JOB_ID|$next [connection] [--json]
+//	iotjobs update JOB_ID STATUS [--detail K=V]... [--expected-version N] [connection]
+//	iotjobs emulator [--dir DIR] [--thing NAME]
+//	iotjobs presign --endpoint HOST[:PORT] [--region R] [--profile P]
 //
-// demo runs a device against the embedded emulator: the fake AWS IoT Jobs
-// service on the in-memory broker queues a few jobs, and the Jobs client
-// takes each one, reports progress and a result. It needs no AWS account.
+// The connection flags are --endpoint, --thing, and either --cert and --key
+// (MQTT 5 over TLS) or --iam (SigV4 WebSocket), with --ca, --region,
+// --profile and --client-id; docs/agent.md describes them all.
 package main
 
 import (
@@ -41,6 +48,12 @@ type command struct {
 // in a file of its own name.
 var commands = []command{
 	{"demo", "run a device against the embedded emulator (no AWS account needed)", runDemo},
+	{"agent", "run the thing's jobs with handler executables", runAgent},
+	{"emulator", "serve a local stand-in for AWS IoT Jobs (TLS, SigV4 WebSocket, HTTP control)", runEmulator},
+	{"pending", "list the thing's pending jobs (GetPendingJobExecutions)", runPending},
+	{"describe", "describe a job execution, or $next (DescribeJobExecution)", runDescribe},
+	{"update", "update a job execution's status (UpdateJobExecution)", runUpdate},
+	{"presign", "print a SigV4-presigned WebSocket URL for an endpoint (debug IAM auth)", runPresign},
 }
 
 func usage(w io.Writer) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -15,33 +16,41 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestDemo(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"demo", "-thing", "test-thing"}, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"demo", "-thing", "test-thing", "-step-time", "1ms"}, &stdout, &stderr); err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 	}
 	out := stdout.String()
-	counts := map[string]int{}
 	for _, j := range demoJobs {
-		// Each job's final line reports the status the service holds.
-		re := regexp.MustCompile(`(?m)^result\s+` + regexp.QuoteMeta(j.id) + `\s+(\S+)`)
-		m := re.FindStringSubmatch(out)
-		if m == nil {
-			t.Errorf("no result line for %s in:\n%s", j.id, out)
+		// The summary row holds the status the service ended with.
+		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(j.id) + `\s+(\S+)\s+(\S+)`).FindStringSubmatch(out)
+		if row == nil {
+			t.Errorf("no summary row for %s in:\n%s", j.id, out)
 			continue
 		}
-		if m[1] != string(j.want) {
-			t.Errorf("%s ended %s, want %s", j.id, m[1], j.want)
+		if row[1] != string(j.want) || row[2] != string(j.want) {
+			t.Errorf("%s: status %s, expected column %s; want %s", j.id, row[1], row[2], j.want)
 		}
-		counts[strings.ToLower(string(j.want))]++
-		if !strings.Contains(out, "take     "+j.id) {
-			t.Errorf("the device never took %s", j.id)
+		// The agent's own account of the job agrees.
+		end := regexp.MustCompile(`(?m)^end\s+` + regexp.QuoteMeta(j.id) + `\s+(\S+)`).FindStringSubmatch(out)
+		if end == nil || end[1] != string(j.want) {
+			t.Errorf("agent's end line for %s = %q, want %s", j.id, end, j.want)
 		}
 	}
-	if want := fmt.Sprintf("summary: %d jobs:", len(demoJobs)); !strings.Contains(out, want) {
-		t.Errorf("output lacks %q:\n%s", want, out)
+	var doc demoDocument
+	json.Unmarshal([]byte(demoJobs[0].document), &doc)
+	if bar := fmt.Sprintf("%s %d/%d", progressBar(doc.Stages, doc.Stages), doc.Stages, doc.Stages); !strings.Contains(out, bar) {
+		t.Errorf("no full progress bar %q for %s:\n%s", bar, demoJobs[0].id, out)
 	}
-	for status, n := range counts {
-		if want := fmt.Sprintf("%d %s", n, status); !strings.Contains(out, want) {
-			t.Errorf("summary lacks %q:\n%s", want, out)
+	if !strings.Contains(out, "every job ended as expected") {
+		t.Errorf("no final verdict:\n%s", out)
+	}
+}
+
+func TestProgressBar(t *testing.T) {
+	for _, tt := range []struct{ done, total, hashes int }{{0, 4, 0}, {1, 4, 5}, {4, 4, 20}, {1, 0, 20}} {
+		bar := progressBar(tt.done, tt.total)
+		if got := strings.Count(bar, "#"); got != tt.hashes || len(bar) != 22 {
+			t.Errorf("progressBar(%d, %d) = %q: %d hashes, want %d", tt.done, tt.total, bar, got, tt.hashes)
 		}
 	}
 }
