@@ -310,6 +310,11 @@ func (a *Agent) serve(ctx context.Context, once bool) error {
 			a.wg.Wait()
 			a.log.Info("agent: no job left", "thing", a.thing)
 			return a.unreported()
+		case err == nil && retryTimer == nil && a.unreported() != nil:
+			// The end of a job waits to be reported, and nothing may
+			// ask for a take again: try again after Max all the same.
+			retryTimer = a.clock.NewTimer(a.clock.Now().Add(a.backoff.max))
+			retryC = retryTimer.C()
 		}
 	}
 }

@@ -47,7 +47,9 @@
 // triggers that coincide never start one twice. It forgets an execution it
 // ran once the service no longer lists it, and keeps at most 1024. When the
 // end of a job could not be reported (Result.ReportErr), the agent sends it
-// again before each later take, instead of running the job again.
+// again before each later take, instead of running the job again; Run
+// tries a take, and so the report, at least every Retry.Max until it is
+// reported.
 //
 // # Handlers
 //

@@ -433,7 +433,13 @@ func (a *Agent) confirm(ctx context.Context, r *run) *JobEndedError {
 		Status: job.InProgress, ExpectedVersion: r.versionPtr(), ExecutionNumber: number(r.key.number),
 		IncludeJobExecutionState: true,
 	}
-	presp, err := a.client.Update(ctx, r.key.jobID, req)
+	// The probe cannot change a terminal execution: retrying it is safe,
+	// and a lost reply must not hide the status the service set.
+	var presp *job.UpdateResponse
+	err = a.retry(ctx, ctx, "probe "+r.key.jobID, func(ctx context.Context) (err error) {
+		presp, err = a.client.Update(ctx, r.key.jobID, req)
+		return err
+	})
 	if err == nil { // alive after all
 		r.learn(presp.ExecutionState)
 		return nil
