@@ -38,6 +38,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/iotjobs/iotjobs/ports"
@@ -78,6 +79,10 @@ type Broker struct {
 	held    bool
 	closed  bool
 	lastID  int
+	// subs holds the live subscriptions by the literal levels their filter
+	// starts with, so that Publish looks only at subscriptions whose filter
+	// can match (with a thousand clients, not at all of them).
+	subs    map[prefixKey][]*subscription
 	queued  int             // events waiting in all queues
 	running int             // handler calls in progress
 	idle    []chan struct{} // closed when the broker becomes quiescent
@@ -319,30 +324,30 @@ func (c *Client) Publish(ctx context.Context, m ports.Message) error {
 		return err
 	}
 	msg := m
-	msg.Payload = bytes.Clone(m.Payload)
+	if b.opts.OnPublish != nil {
+		// OnPublish gets a payload of its own; subscriptions get theirs below.
+		msg.Payload = bytes.Clone(m.Payload)
+	}
 	copies := 1
-	if f := b.takeFaultLocked(msg.Topic); f != nil {
-		copies = 0
-		if f.dup {
-			copies = 2
-		}
-	}
-	for _, other := range b.clients {
-		if other.down {
-			continue
-		}
-		for _, s := range other.subs {
-			if !ports.Match(s.f.Topic, msg.Topic) || s.f.NoLocal && other == c {
-				continue
-			}
-			for range copies {
-				d := msg
-				d.Payload = bytes.Clone(msg.Payload)
-				d.QoS = min(msg.QoS, s.f.QoS)
-				s.enqueueLocked(event{msg: d})
+	if len(b.faults) > 0 {
+		if f := b.takeFaultLocked(msg.Topic); f != nil {
+			copies = 0
+			if f.dup {
+				copies = 2
 			}
 		}
 	}
+	b.forCandidatesLocked(msg.Topic, func(s *subscription) {
+		if s.c.down || !ports.Match(s.f.Topic, msg.Topic) || s.f.NoLocal && s.c == c {
+			return
+		}
+		for range copies {
+			d := msg
+			d.Payload = bytes.Clone(m.Payload)
+			d.QoS = min(msg.QoS, s.f.QoS)
+			s.enqueueLocked(event{msg: d})
+		}
+	})
 	b.mu.Unlock()
 
 	if b.opts.OnPublish != nil {
@@ -388,6 +393,7 @@ func (c *Client) Subscribe(ctx context.Context, f ports.Filter, h ports.Handler)
 	}
 	s := &subscription{c: c, f: f, h: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.subs = append(c.subs, s)
+	b.indexLocked(s)
 	go s.run()
 	return s, nil
 }
@@ -445,6 +451,9 @@ type event struct {
 	state ports.State
 }
 
+// maxIdleQueue is the largest queue array an idle subscription keeps.
+const maxIdleQueue = 64
+
 // subscription is one Subscribe call's subscription.
 type subscription struct {
 	c    *Client
@@ -453,8 +462,11 @@ type subscription struct {
 	wake chan struct{} // signals run, buffered 1
 	done chan struct{} // closed when run returns
 
-	// Guarded by c.b.mu.
+	// Guarded by c.b.mu. The events waiting are queue[head:]: popping
+	// advances head, and the array is reused once the queue is empty, so a
+	// steady flow of messages allocates no queue space.
 	queue   []event
+	head    int
 	stopped bool
 	gid     uint64 // the goroutine running run, 0 until it starts
 }
@@ -464,6 +476,13 @@ type subscription struct {
 func (s *subscription) isRunBy(gid uint64) bool { return gid != 0 && s.gid == gid }
 
 func (s *subscription) enqueueLocked(ev event) {
+	if len(s.queue) == cap(s.queue) && s.head >= len(s.queue)/2 && s.head > 0 {
+		// Full, and half of it already delivered: slide the waiting events
+		// down instead of growing an array that never empties.
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
 	s.queue = append(s.queue, ev)
 	s.c.b.queued++
 	s.wakeUp()
@@ -480,8 +499,9 @@ func (s *subscription) wakeUp() {
 // returns after the handler call in progress, if any.
 func (s *subscription) stopLocked() {
 	s.stopped = true
-	s.c.b.queued -= len(s.queue)
-	s.queue = nil
+	s.c.b.unindexLocked(s)
+	s.c.b.queued -= len(s.queue) - s.head
+	s.queue, s.head = nil, 0
 	s.wakeUp()
 }
 
@@ -494,7 +514,7 @@ func (s *subscription) run() {
 	b.mu.Lock()
 	s.gid = me
 	for {
-		for !s.stopped && (b.held || len(s.queue) == 0) {
+		for !s.stopped && (b.held || s.head == len(s.queue)) {
 			b.mu.Unlock()
 			<-s.wake
 			b.mu.Lock()
@@ -503,9 +523,14 @@ func (s *subscription) run() {
 			b.mu.Unlock()
 			return
 		}
-		ev := s.queue[0]
-		s.queue[0] = event{} // let the payload go
-		s.queue = s.queue[1:]
+		ev := s.queue[s.head]
+		s.queue[s.head] = event{} // let the payload go
+		if s.head++; s.head == len(s.queue) {
+			s.queue, s.head = s.queue[:0], 0
+			if cap(s.queue) > maxIdleQueue {
+				s.queue = nil // a burst is over: let its array go
+			}
+		}
 		b.queued--
 		b.running++
 		b.mu.Unlock()
@@ -561,4 +586,69 @@ func goid() uint64 {
 	}
 	id, _ := strconv.ParseUint(string(f[1]), 10, 64)
 	return id
+}
+
+// prefixKey identifies the first n levels of a topic or filter: prefix is
+// those levels with their separators ("" for n = 0).
+type prefixKey struct {
+	prefix string
+	n      int
+}
+
+// literalPrefix returns the levels of filter before its first wildcard
+// (all of them for a filter without one).
+func literalPrefix(filter string) prefixKey {
+	n, start := 0, 0
+	for {
+		end := strings.IndexByte(filter[start:], '/')
+		level := filter[start:]
+		if end >= 0 {
+			level = filter[start : start+end]
+		}
+		if level == "+" || level == "#" {
+			return prefixKey{prefix: filter[:max(start-1, 0)], n: n}
+		}
+		n++
+		if end < 0 {
+			return prefixKey{prefix: filter, n: n}
+		}
+		start += end + 1
+	}
+}
+
+func (b *Broker) indexLocked(s *subscription) {
+	if b.subs == nil {
+		b.subs = make(map[prefixKey][]*subscription)
+	}
+	k := literalPrefix(s.f.Topic)
+	b.subs[k] = append(b.subs[k], s)
+}
+
+func (b *Broker) unindexLocked(s *subscription) {
+	k := literalPrefix(s.f.Topic)
+	list := slices.DeleteFunc(b.subs[k], func(o *subscription) bool { return o == s })
+	if len(list) == 0 {
+		delete(b.subs, k)
+	} else {
+		b.subs[k] = list
+	}
+}
+
+// forCandidatesLocked calls f with every live subscription whose filter's
+// literal prefix is a prefix of topic: a superset of the matching ones.
+func (b *Broker) forCandidatesLocked(topic string, f func(*subscription)) {
+	visit := func(k prefixKey) {
+		for _, s := range b.subs[k] {
+			f(s)
+		}
+	}
+	visit(prefixKey{})
+	n := 0
+	for i := 0; i < len(topic); i++ {
+		if topic[i] == '/' {
+			n++
+			visit(prefixKey{prefix: topic[:i], n: n})
+		}
+	}
+	visit(prefixKey{prefix: topic, n: n + 1})
 }

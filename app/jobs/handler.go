@@ -102,6 +102,13 @@ func (c *Client) notifyNext(payload []byte) {
 // that a truncated reply still completes its request (with a decode error)
 // instead of leaving it to time out.
 func clientToken(payload []byte) string {
+	// Every reply is decoded in full by its request later: here a scan
+	// finds the token without reflection in the usual case.
+	if json.Valid(payload) {
+		if tok, ok := job.ScanClientToken(payload); ok {
+			return tok
+		}
+	}
 	var b struct {
 		ClientToken string `json:"clientToken"`
 	}

@@ -86,7 +86,7 @@ func (c *Client) call(ctx context.Context, kind jobtopic.Kind, jobID, token stri
 	if c.closing.Err() != nil {
 		return opError(kind, jobID, ErrClosed)
 	}
-	payload, err := json.Marshal(body)
+	payload, err := marshalRequest(body)
 	if err != nil {
 		return opError(kind, jobID, err) // not reached: the bodies always marshal
 	}
@@ -95,16 +95,16 @@ func (c *Client) call(ctx context.Context, kind jobtopic.Kind, jobID, token stri
 	if !ok {
 		return opError(kind, jobID, fmt.Errorf("%w: %q", ErrTokenInFlight, token))
 	}
-	ctx, cancel := c.requestContext(ctx)
+	rctx, cancel := c.requestContext(ctx)
 	defer cancel()
 	m := ports.Message{Topic: c.requestTopic(kind, jobID), Payload: payload, QoS: c.qos}
-	if err := c.ps.Publish(ctx, m); err != nil {
+	if err := c.ps.Publish(rctx, m); err != nil {
 		w.Cancel()
-		return opError(kind, jobID, closedOr(ctx, err))
+		return opError(kind, jobID, c.closedOr(ctx, rctx, err))
 	}
-	r, err := w.Wait(ctx)
+	r, err := w.Wait(rctx)
 	if err != nil {
-		return opError(kind, jobID, closedOr(ctx, err))
+		return opError(kind, jobID, c.closedOr(ctx, rctx, err))
 	}
 	if r.rejected {
 		rej, err := job.DecodeRejected(r.payload)
@@ -120,21 +120,27 @@ func (c *Client) call(ctx context.Context, kind jobtopic.Kind, jobID, token stri
 }
 
 // requestContext returns ctx with the client's timeout when it has none,
-// canceled with cause ErrClosed when the client is closed.
+// canceled when the client is closed: one context, not one per concern.
 func (c *Client) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancelTimeout := c.deadline(ctx)
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(c.closing, func() { cancel(ErrClosed) })
+	var cancel context.CancelFunc
+	if _, ok := ctx.Deadline(); ok {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+	}
+	stop := context.AfterFunc(c.closing, cancel)
 	return ctx, func() {
 		stop()
-		cancel(nil)
-		cancelTimeout()
+		cancel()
 	}
 }
 
-// closedOr returns ErrClosed if ctx was canceled by Close, else err.
-func closedOr(ctx context.Context, err error) error {
-	if ctx.Err() != nil && context.Cause(ctx) == ErrClosed {
+// closedOr returns ErrClosed if rctx, derived from the caller's ctx by
+// requestContext, was canceled by Close; else err. rctx ended by Close when
+// it was canceled (not timed out) while ctx had not ended and the client
+// is closing.
+func (c *Client) closedOr(ctx, rctx context.Context, err error) error {
+	if rctx.Err() == context.Canceled && ctx.Err() == nil && c.closing.Err() != nil {
 		return ErrClosed
 	}
 	return err

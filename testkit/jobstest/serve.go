@@ -3,6 +3,7 @@ package jobstest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -31,7 +32,9 @@ func (s *Service) serveLocked(m ports.Message) []ports.Message {
 	token := tokenOf(m.Payload)
 	req := Request{
 		Time: now, Topic: m.Topic, Thing: t.Thing, Kind: t.Kind, JobID: t.JobID,
-		ClientToken: token, Body: slices.Clone(m.Payload),
+		// The handler owns m.Payload (ports.Handler) and the service never
+		// modifies it: the log keeps it without a copy.
+		ClientToken: token, Body: m.Payload,
 	}
 
 	var (
@@ -67,7 +70,7 @@ func (s *Service) serveLocked(m ports.Message) []ports.Message {
 		req.Code = rej.Code
 	}
 	req.ReplyTopic = reply.Topic
-	s.requests = append(s.requests, req)
+	s.requests.add(req)
 	if rej != nil {
 		s.logf("jobstest: %s: rejected %s: %s", m.Topic, string(rej.Code), rej.Message)
 	} else {
@@ -108,6 +111,11 @@ func tokenOf(body []byte) string {
 	if !utf8.Valid(body) {
 		return ""
 	}
+	if json.Valid(body) {
+		if tok, ok := job.ScanClientToken(body); ok {
+			return tok
+		}
+	}
 	var v struct {
 		ClientToken json.RawMessage `json:"clientToken"`
 	}
@@ -123,13 +131,19 @@ func tokenOf(body []byte) string {
 
 // decode decodes and validates a request body into v.
 func decode(body []byte, v interface{ Validate() error }) *job.RejectedError {
-	if !utf8.Valid(body) || !json.Valid(body) {
+	if !utf8.Valid(body) {
 		return reject(job.CodeInvalidJSON, "body is not UTF-8 JSON")
 	}
-	if b := bytes.TrimSpace(body); b[0] != '{' {
+	// Unmarshal checks the whole body is valid JSON before it decodes
+	// anything: a syntax error means invalid JSON, as json.Valid would say.
+	err := json.Unmarshal(body, v)
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		return reject(job.CodeInvalidJSON, "body is not UTF-8 JSON")
+	case bytes.TrimSpace(body)[0] != '{':
 		return reject(job.CodeInvalidRequest, "body is not a JSON object")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
+	case err != nil:
 		return reject(job.CodeInvalidRequest, err.Error())
 	}
 	if err := v.Validate(); err != nil {

@@ -97,7 +97,7 @@ type Service struct {
 	timed      []*execution // executions that may have a running timer
 	seq        uint64
 	faults     []job.ErrorCode
-	requests   []Request
+	requests   requestLog
 	outbox     []batch // computed under mu, published in order by drain
 	publishing bool    // a goroutine is draining the outbox
 	started    bool
@@ -260,9 +260,16 @@ func (s *Service) drain(ctx context.Context) {
 	}
 	s.publishing = true
 	ps, run := s.ps, s.runCtx
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(run, stop)()
+	// Publications end with ctx or when the service closes. A drain on
+	// the service's own context (every request served) needs no context of
+	// its own.
+	pctx := run
+	if ctx != run {
+		var stop context.CancelFunc
+		pctx, stop = context.WithCancel(ctx)
+		defer stop()
+		defer context.AfterFunc(run, stop)()
+	}
 	for {
 		if s.closed {
 			fail(s.outbox)
@@ -410,7 +417,37 @@ func (s *Service) Executions() []job.Execution {
 func (s *Service) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Clone(s.requests)
+	return s.requests.all()
+}
+
+// requestLog is the log of requests served, in chunks of fixed size: an
+// append never copies the requests logged before (a long benchmark logs
+// millions).
+type requestLog struct {
+	chunks [][]Request
+	n      int
+}
+
+const requestChunk = 256
+
+func (l *requestLog) add(r Request) {
+	if len(l.chunks) == 0 || len(l.chunks[len(l.chunks)-1]) == requestChunk {
+		l.chunks = append(l.chunks, make([]Request, 0, requestChunk))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, r)
+	l.n++
+}
+
+// all returns a copy of the log, bodies included; nil when it is empty.
+func (l *requestLog) all() []Request {
+	if l.n == 0 {
+		return nil
+	}
+	out := make([]Request, 0, l.n)
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
 	for i := range out {
 		out[i].Body = slices.Clone(out[i].Body)
 	}

@@ -217,7 +217,7 @@ type tracker struct {
 }
 
 func (s *Service) newTracker() *tracker {
-	return &tracker{s: s, before: map[string]snapshot{}}
+	return &tracker{s: s} // before is made by the first touch
 }
 
 // touch records thing's state before it changes. Call it before changing
@@ -225,6 +225,9 @@ func (s *Service) newTracker() *tracker {
 func (tr *tracker) touch(thing string) {
 	if _, ok := tr.before[thing]; ok {
 		return
+	}
+	if tr.before == nil {
+		tr.before = make(map[string]snapshot, 1)
 	}
 	tr.before[thing] = tr.s.things[thing].snapshot()
 	tr.order = append(tr.order, thing)
@@ -303,6 +306,9 @@ func (s *Service) watch(e *execution) {
 // and returns the notifications. It looks only at executions with a
 // running timer, and forgets those whose timers stopped.
 func (s *Service) sweepLocked(now time.Time) []ports.Message {
+	if len(s.timed) == 0 {
+		return nil // no timer runs: the usual case, without a tracker
+	}
 	tr := s.newTracker()
 	s.timed = slices.DeleteFunc(s.timed, func(e *execution) bool {
 		d := e.deadline()
