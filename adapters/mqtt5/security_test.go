@@ -1,0 +1,381 @@
+package mqtt5_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iotjobs/iotjobs/adapters/mqtt5"
+	"github.com/iotjobs/iotjobs/testkit/brokertest"
+	"github.com/iotjobs/iotjobs/testkit/pki"
+)
+
+// tlsProbe is a TLS server on loopback that only completes handshakes and
+// records their outcome: whatever fails is the TLS layer's doing.
+type tlsProbe struct {
+	ln      net.Listener
+	results chan error
+	wg      sync.WaitGroup
+}
+
+func startTLSProbe(t *testing.T, cfg *tls.Config) *tlsProbe {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tlsProbe{ln: ln, results: make(chan error, 100)}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := tls.Server(c, cfg)
+			_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+			err = tc.Handshake()
+			c.Close()
+			select {
+			case p.results <- err:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// handshake returns the outcome of the next handshake.
+func (p *tlsProbe) handshake(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.results:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("no handshake")
+		return nil
+	}
+}
+
+// selfSigned returns a self-signed server certificate for 127.0.0.1 and
+// localhost.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "self-signed"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+func securityCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestTLSBelow12Refused: a server that speaks at most TLS 1.1 is refused,
+// though its certificate is trusted; the same server with TLS 1.2 gets a
+// completed handshake.
+func TestTLSBelow12Refused(t *testing.T) {
+	ca, err := pki.NewCA("security CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ca.Server("localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ca.Client("thing-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		min, max uint16
+		refused  bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, tls.VersionTLS10, true},
+		{"TLS 1.1", tls.VersionTLS10, tls.VersionTLS11, true},
+		{"TLS 1.2", tls.VersionTLS12, tls.VersionTLS12, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startTLSProbe(t, &tls.Config{Certificates: []tls.Certificate{server}, MinVersion: tt.min, MaxVersion: tt.max})
+			cfg := testConfig(p.ln.Addr().String(), "thing-1", &client, ca)
+			c, err := mqtt5.Connect(securityCtx(t), cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("Connect succeeded against a server that speaks no MQTT")
+			}
+			herr := p.handshake(t)
+			if !tt.refused {
+				if herr != nil {
+					t.Fatalf("TLS 1.2 handshake failed: %v (client: %v)", herr, err)
+				}
+				return
+			}
+			if herr == nil {
+				t.Fatalf("handshake completed with %s", tt.name)
+			}
+			if !strings.Contains(err.Error(), "protocol version") {
+				t.Errorf("Connect: %v, want a protocol version error", err)
+			}
+		})
+	}
+}
+
+// TestServerAlwaysVerified: a self-signed server is refused unless its
+// certificate is in RootCAs, whatever else the Config says (system roots,
+// another CA, a CAFile, a ServerName).
+func TestServerAlwaysVerified(t *testing.T) {
+	self := selfSigned(t)
+	p := startTLSProbe(t, &tls.Config{Certificates: []tls.Certificate{self}, MinVersion: tls.VersionTLS12})
+	ca, err := pki.NewCA("security CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ca.Client("thing-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WriteCA(t.TempDir(), "ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := p.ln.Addr().String()
+	base := func() mqtt5.Config {
+		return mqtt5.Config{Endpoint: addr, ClientID: "thing-1", Certificate: &client, ConnectTimeout: 5 * time.Second}
+	}
+	tests := []struct {
+		name string
+		edit func(*mqtt5.Config)
+	}{
+		{"system roots", func(*mqtt5.Config) {}},
+		{"another CA", func(c *mqtt5.Config) { c.RootCAs = ca.Pool() }},
+		{"another CA file", func(c *mqtt5.Config) { c.CAFile = caFile }},
+		{"server name of the certificate", func(c *mqtt5.Config) { c.ServerName = "localhost"; c.RootCAs = ca.Pool() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base()
+			tt.edit(&cfg)
+			c, err := mqtt5.Connect(securityCtx(t), cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("Connect succeeded")
+			}
+			var ve *tls.CertificateVerificationError
+			var ua x509.UnknownAuthorityError
+			if !errors.As(err, &ve) || !errors.As(err, &ua) {
+				t.Errorf("Connect: %v, want an unknown authority verification error", err)
+			}
+			if herr := p.handshake(t); herr == nil {
+				t.Error("the server completed the handshake")
+			}
+		})
+	}
+	t.Run("trusted", func(t *testing.T) {
+		cfg := base()
+		cfg.RootCAs = x509.NewCertPool()
+		cfg.RootCAs.AddCert(self.Leaf)
+		if c, err := mqtt5.Connect(securityCtx(t), cfg); err == nil {
+			c.Close()
+		}
+		if herr := p.handshake(t); herr != nil {
+			t.Errorf("handshake with the certificate trusted: %v", herr)
+		}
+	})
+}
+
+// insecureName matches field names that would let a caller turn off or
+// replace certificate verification.
+var insecureName = regexp.MustCompile(`(?i)insecure|skip|verif|noverify|trustall|tlsconfig`)
+
+// checkNoInsecureField fails if a field of typ, or of a struct it holds,
+// could disable certificate verification: a name like InsecureSkipVerify,
+// or a *tls.Config, which carries its own InsecureSkipVerify.
+func checkNoInsecureField(t *testing.T, typ reflect.Type, path string) {
+	t.Helper()
+	tlsConfig := reflect.TypeFor[tls.Config]()
+	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+		typ = typ.Elem()
+	}
+	if typ == tlsConfig {
+		t.Errorf("%s is a tls.Config, which can disable verification", path)
+		return
+	}
+	if typ.Kind() != reflect.Struct || typ.PkgPath() != "" && !strings.HasPrefix(typ.PkgPath(), "github.com/iotjobs/") {
+		return // the standard library's types (tls.Certificate, ...) hold no switch
+	}
+	for f := range typ.Fields() {
+		name := path + "." + f.Name
+		if insecureName.MatchString(f.Name) {
+			t.Errorf("%s: a field that may turn off certificate verification", name)
+		}
+		checkNoInsecureField(t, f.Type, name)
+	}
+}
+
+// TestNoInsecureOption: mqtt5.Config has no way to skip verifying the
+// server. (Config.Dialer replaces the TLS dialer altogether; it is the seam
+// of other transports, such as sigv4ws, which verify on their own.)
+func TestNoInsecureOption(t *testing.T) {
+	checkNoInsecureField(t, reflect.TypeFor[mqtt5.Config](), "Config")
+}
+
+// TestKeyNeverLogged connects, loses the connection and reconnects, and
+// fails on a configuration error, with a debug logger: neither the log nor
+// the errors show the client's private key.
+func TestKeyNeverLogged(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	e := newEnv(t, brokertest.Options{})
+	cert, err := e.ca.Client("thing-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.KeyPEM(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{string(keyPEM), "PRIVATE KEY", base64.StdEncoding.EncodeToString(der)[20:60]}
+	if k, ok := cert.PrivateKey.(*ecdsa.PrivateKey); ok {
+		b, err := k.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, hex.EncodeToString(b), base64.StdEncoding.EncodeToString(b))
+	}
+	var errs []error
+
+	cfg := testConfig(e.broker.Addr(), "thing-1", &cert, e.ca)
+	cfg.Logger = logger
+	c, err := mqtt5.Connect(securityCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.broker.DropClient("thing-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reconnect", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "mqtt5: reconnected")
+	})
+	c.Close()
+
+	// Files: a key that does not match the certificate, and a key file
+	// that is a certificate.
+	dir := t.TempDir()
+	other, err := e.ca.Client("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, _, err := pki.WritePEM(dir, "thing", cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, err := pki.WritePEM(dir, "other", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "mine.key")
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, files := range [][2]string{{certFile, otherKey}, {keyFile, keyFile}, {certFile, certFile}} {
+		cfg := testConfig(e.broker.Addr(), "thing-1", nil, e.ca)
+		cfg.CertFile, cfg.KeyFile, cfg.Logger = files[0], files[1], logger
+		c, err := mqtt5.Connect(securityCtx(t), cfg)
+		if err == nil {
+			c.Close()
+			t.Fatalf("Connect with %v succeeded", files)
+		}
+		errs = append(errs, err)
+	}
+	// A server that refuses the handshake.
+	p := startTLSProbe(t, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MinVersion: tls.VersionTLS12})
+	cfg = testConfig(p.ln.Addr().String(), "thing-1", &cert, e.ca)
+	cfg.Logger = logger
+	if c, err := mqtt5.Connect(securityCtx(t), cfg); err == nil {
+		c.Close()
+	} else {
+		errs = append(errs, err)
+	}
+
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "mqtt5: connected") {
+		t.Fatalf("nothing logged: %q", logged)
+	}
+	for _, s := range secrets {
+		if strings.Contains(logged, s) {
+			t.Errorf("the log shows key material %.20q", s)
+		}
+		for _, err := range errs {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("error %q shows key material", err)
+			}
+		}
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
