@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/iotjobs/iotjobs/app/agent"
@@ -26,7 +27,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stepTimeout := fs.Duration("step-timeout", 0, "fail a job whose handler reports no progress for this long (0: none)")
 	startNext := fs.Bool("start-next", false, "take jobs with StartNextPendingJobExecution instead of Describe $next + Update")
 	verbose := fs.Bool("v", false, "log every request and event")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -37,6 +38,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fi, err := os.Stat(*handlers); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--handlers %s: not a directory", *handlers)
+	}
+	// Absolute: a handler runs in the directory, where a relative path
+	// would name DIR/DIR/NAME.
+	handlersDir, err := filepath.Abs(*handlers)
+	if err != nil {
+		return fmt.Errorf("--handlers %s: %w", *handlers, err)
 	}
 	if *concurrency < 1 {
 		return errors.New("--concurrency must be at least 1")
@@ -57,7 +64,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer mc.Close()
 	report := newResultReporter(stdout, conn.logFormat == "json")
 	a, err := agent.New(ctx, mc, conn.thing, agent.Config{
-		Handler:      execHandler{dir: *handlers, grace: *grace},
+		Handler:      execHandler{dir: handlersDir, grace: *grace},
 		Concurrency:  *concurrency,
 		UseStartNext: *startNext,
 		StepTimeout:  *stepTimeout,

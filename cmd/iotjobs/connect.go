@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/iotjobs/iotjobs/adapters/mqtt5"
@@ -86,11 +87,19 @@ func (c *connFlags) logger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// connect checks the flags and connects, within --connect-timeout.
+// connect checks the flags and connects, within --connect-timeout. The
+// warnings of the first connection attempt are dropped unless logger is at
+// debug level: if it fails, the error returned says it all, in one line.
 func (c *connFlags) connect(ctx context.Context, logger *slog.Logger) (*mqtt5.Client, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	connecting := new(atomic.Bool)
+	if !logger.Enabled(ctx, slog.LevelDebug) {
+		connecting.Store(true)
+		logger = slog.New(quietWhile{logger.Handler(), connecting})
+	}
+	defer connecting.Store(false)
 	cfg := mqtt5.Config{
 		Endpoint: c.endpoint,
 		ClientID: c.clientID,
@@ -129,4 +138,29 @@ func (c *connFlags) connect(ctx context.Context, logger *slog.Logger) (*mqtt5.Cl
 		return nil, fmt.Errorf("could not connect to %s within %s: check the endpoint, the port and the network: %w", c.endpoint, c.connectTimeout, err)
 	}
 	return conn, err
+}
+
+// quietWhile drops records below slog.LevelError while its flag is set.
+type quietWhile struct {
+	slog.Handler
+	quiet *atomic.Bool
+}
+
+func (h quietWhile) Enabled(ctx context.Context, level slog.Level) bool {
+	return (level >= slog.LevelError || !h.quiet.Load()) && h.Handler.Enabled(ctx, level)
+}
+
+func (h quietWhile) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError && h.quiet.Load() {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietWhile) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietWhile{h.Handler.WithAttrs(attrs), h.quiet}
+}
+
+func (h quietWhile) WithGroup(name string) slog.Handler {
+	return quietWhile{h.Handler.WithGroup(name), h.quiet}
 }

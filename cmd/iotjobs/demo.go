@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	thing := fs.String("thing", "demo-thing", "the thing name of the demo device")
 	stepTime := fs.Duration("step-time", 150*time.Millisecond, "how long each simulated step of a job takes")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -19,7 +19,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&opts.WebSocketAddr, "ws-addr", "127.0.0.1:8443", "address of the MQTT over SigV4 WebSocket (wss) listener")
 	fs.StringVar(&opts.ControlAddr, "control-addr", "127.0.0.1:8080", "address of the HTTP control plane")
 	fs.StringVar(&opts.Region, "region", "us-east-1", "region that IAM requests must be signed for")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -30,9 +30,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "iotjobs:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // -h: the usage was printed, as asked
 		}
+		fmt.Fprintln(os.Stderr, "iotjobs:", err)
 		os.Exit(2)
 	}
 }
@@ -54,6 +55,7 @@ var commands = []command{
 	{"describe", "describe a job execution, or $next (DescribeJobExecution)", runDescribe},
 	{"update", "update a job execution's status (UpdateJobExecution)", runUpdate},
 	{"presign", "print a SigV4-presigned WebSocket URL for an endpoint (debug IAM auth)", runPresign},
+	{"bench", "measure round trips, a job lifecycle and a fleet of things (docs/performance.md)", runBench},
 }
 
 func usage(w io.Writer) {
@@ -84,6 +86,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	usage(stderr)
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("unknown command %q ('iotjobs help' lists the commands)", args[0])
 }
