@@ -4,21 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -27,90 +21,8 @@ import (
 	"github.com/iotjobs/iotjobs/adapters/mqtt5"
 	"github.com/iotjobs/iotjobs/testkit/brokertest"
 	"github.com/iotjobs/iotjobs/testkit/pki"
+	"github.com/iotjobs/iotjobs/testkit/tlstest"
 )
-
-// tlsProbe is a TLS server on loopback that only completes handshakes and
-// records their outcome: whatever fails is the TLS layer's doing.
-type tlsProbe struct {
-	ln      net.Listener
-	results chan error
-	wg      sync.WaitGroup
-}
-
-func startTLSProbe(t *testing.T, cfg *tls.Config) *tlsProbe {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tlsProbe{ln: ln, results: make(chan error, 100)}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			tc := tls.Server(c, cfg)
-			_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-			err = tc.Handshake()
-			c.Close()
-			select {
-			case p.results <- err:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// handshake returns the outcome of the next handshake.
-func (p *tlsProbe) handshake(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-p.results:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatal("no handshake")
-		return nil
-	}
-}
-
-// selfSigned returns a self-signed server certificate for 127.0.0.1 and
-// localhost.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "self-signed"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
 
 func securityCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -145,14 +57,14 @@ func TestTLSBelow12Refused(t *testing.T) {
 		{"TLS 1.2", tls.VersionTLS12, tls.VersionTLS12, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p := startTLSProbe(t, &tls.Config{Certificates: []tls.Certificate{server}, MinVersion: tt.min, MaxVersion: tt.max})
-			cfg := testConfig(p.ln.Addr().String(), "thing-1", &client, ca)
+			p := tlstest.StartProbe(t, &tls.Config{Certificates: []tls.Certificate{server}, MinVersion: tt.min, MaxVersion: tt.max})
+			cfg := testConfig(p.Addr(), "thing-1", &client, ca)
 			c, err := mqtt5.Connect(securityCtx(t), cfg)
 			if err == nil {
 				c.Close()
 				t.Fatal("Connect succeeded against a server that speaks no MQTT")
 			}
-			herr := p.handshake(t)
+			herr := p.Handshake(t)
 			if !tt.refused {
 				if herr != nil {
 					t.Fatalf("TLS 1.2 handshake failed: %v (client: %v)", herr, err)
@@ -173,8 +85,8 @@ func TestTLSBelow12Refused(t *testing.T) {
 // certificate is in RootCAs, whatever else the Config says (system roots,
 // another CA, a CAFile, a ServerName).
 func TestServerAlwaysVerified(t *testing.T) {
-	self := selfSigned(t)
-	p := startTLSProbe(t, &tls.Config{Certificates: []tls.Certificate{self}, MinVersion: tls.VersionTLS12})
+	self := tlstest.SelfSigned(t)
+	p := tlstest.StartProbe(t, &tls.Config{Certificates: []tls.Certificate{self}, MinVersion: tls.VersionTLS12})
 	ca, err := pki.NewCA("security CA")
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +99,7 @@ func TestServerAlwaysVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := p.ln.Addr().String()
+	addr := p.Addr()
 	base := func() mqtt5.Config {
 		return mqtt5.Config{Endpoint: addr, ClientID: "thing-1", Certificate: &client, ConnectTimeout: 5 * time.Second}
 	}
@@ -214,7 +126,7 @@ func TestServerAlwaysVerified(t *testing.T) {
 			if !errors.As(err, &ve) || !errors.As(err, &ua) {
 				t.Errorf("Connect: %v, want an unknown authority verification error", err)
 			}
-			if herr := p.handshake(t); herr == nil {
+			if herr := p.Handshake(t); herr == nil {
 				t.Error("the server completed the handshake")
 			}
 		})
@@ -226,46 +138,17 @@ func TestServerAlwaysVerified(t *testing.T) {
 		if c, err := mqtt5.Connect(securityCtx(t), cfg); err == nil {
 			c.Close()
 		}
-		if herr := p.handshake(t); herr != nil {
+		if herr := p.Handshake(t); herr != nil {
 			t.Errorf("handshake with the certificate trusted: %v", herr)
 		}
 	})
-}
-
-// insecureName matches field names that would let a caller turn off or
-// replace certificate verification.
-var insecureName = regexp.MustCompile(`(?i)insecure|skip|verif|noverify|trustall|tlsconfig`)
-
-// checkNoInsecureField fails if a field of typ, or of a struct it holds,
-// could disable certificate verification: a name like InsecureSkipVerify,
-// or a *tls.Config, which carries its own InsecureSkipVerify.
-func checkNoInsecureField(t *testing.T, typ reflect.Type, path string) {
-	t.Helper()
-	tlsConfig := reflect.TypeFor[tls.Config]()
-	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
-		typ = typ.Elem()
-	}
-	if typ == tlsConfig {
-		t.Errorf("%s is a tls.Config, which can disable verification", path)
-		return
-	}
-	if typ.Kind() != reflect.Struct || typ.PkgPath() != "" && !strings.HasPrefix(typ.PkgPath(), "github.com/iotjobs/") {
-		return // the standard library's types (tls.Certificate, ...) hold no switch
-	}
-	for f := range typ.Fields() {
-		name := path + "." + f.Name
-		if insecureName.MatchString(f.Name) {
-			t.Errorf("%s: a field that may turn off certificate verification", name)
-		}
-		checkNoInsecureField(t, f.Type, name)
-	}
 }
 
 // TestNoInsecureOption: mqtt5.Config has no way to skip verifying the
 // server. (Config.Dialer replaces the TLS dialer altogether; it is the seam
 // of other transports, such as sigv4ws, which verify on their own.)
 func TestNoInsecureOption(t *testing.T) {
-	checkNoInsecureField(t, reflect.TypeFor[mqtt5.Config](), "Config")
+	tlstest.NoInsecureOption(t, reflect.TypeFor[mqtt5.Config]())
 }
 
 // TestKeyNeverLogged connects, loses the connection and reconnects, and
@@ -349,8 +232,8 @@ func TestKeyNeverLogged(t *testing.T) {
 		errs = append(errs, err)
 	}
 	// A server that refuses the handshake.
-	p := startTLSProbe(t, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MinVersion: tls.VersionTLS12})
-	cfg = testConfig(p.ln.Addr().String(), "thing-1", &cert, e.ca)
+	p := tlstest.StartProbe(t, &tls.Config{Certificates: []tls.Certificate{tlstest.SelfSigned(t)}, MinVersion: tls.VersionTLS12})
+	cfg = testConfig(p.Addr(), "thing-1", &cert, e.ca)
 	cfg.Logger = logger
 	if c, err := mqtt5.Connect(securityCtx(t), cfg); err == nil {
 		c.Close()
