@@ -164,21 +164,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer a.Close()
 
 	canceled := make(chan error, 1)
+	ran := make(chan struct{})
 	go func() {
 		select {
 		case id := <-longStarted:
 			out.printf("        the operator cancels %s at the service\n", id)
 			canceled <- svc.CancelExecution(ctx, *thing, id, true)
-		case <-ctx.Done():
+		case <-ran: // the long job never started
 			canceled <- nil
 		}
 	}()
-	if err := a.RunOnce(ctx); err != nil {
-		return fmt.Errorf("demo: agent: %w", err)
+	err = a.RunOnce(ctx)
+	close(ran)
+	// Wait for the cancellation to be done: its notifications may still be
+	// on their way when the agent, which saw the job end, is done.
+	if cerr := <-canceled; err == nil {
+		err = cerr
 	}
-	cancel() // ends the canceling goroutine if the job never started
-	if err := <-canceled; err != nil {
-		return fmt.Errorf("demo: cancel: %w", err)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
 	return demoSummary(svc, *thing, out)
 }
