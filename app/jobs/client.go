@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,11 @@ type Options struct {
 	// but must not call Close. While it runs, later events wait in an
 	// unbounded queue.
 	OnEvent func(Event)
+	// Logger, if set, receives a debug record for every message the
+	// client drops: other things' or request topics, undecodable
+	// notifications, duplicates and replies nobody waits for (the topic and
+	// size, never the payload). Stats counts them either way.
+	Logger *slog.Logger
 }
 
 // key identifies the reply a request waits for: its kind (the request's,
@@ -84,6 +90,7 @@ type Client struct {
 	timeout time.Duration
 	qos     ports.QoS
 	onEvent func(Event)
+	logger  *slog.Logger // nil: none
 	sub     ports.Subscription
 
 	getPendingTopic string
@@ -142,6 +149,7 @@ func New(ctx context.Context, ps ports.PubSub, opts Options) (*Client, error) {
 		timeout:         opts.Timeout,
 		qos:             ports.AtLeastOnce,
 		onEvent:         opts.OnEvent,
+		logger:          opts.Logger,
 		getPendingTopic: jobtopic.Topic{Thing: opts.Thing, Kind: jobtopic.GetPending}.String(),
 		startNextTopic:  jobtopic.Topic{Thing: opts.Thing, Kind: jobtopic.StartNext}.String(),
 		done:            make(chan struct{}),

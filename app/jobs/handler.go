@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
+	"sync/atomic"
 
 	"github.com/iotjobs/iotjobs/domain/job"
 	"github.com/iotjobs/iotjobs/domain/jobtopic"
@@ -21,19 +22,21 @@ func (h handler) HandleMessage(m ports.Message) {
 	c := h.c
 	t, err := jobtopic.Parse(m.Topic)
 	if err != nil || t.Thing != c.thing || t.Kind.IsRequest() {
-		c.ignored.Add(1)
+		c.drop(&c.ignored, "not a reply or notification of this thing", m)
 		return
 	}
 	switch t.Kind {
 	case jobtopic.Notify:
-		c.notify(m.Payload)
+		c.notify(m)
 	case jobtopic.NotifyNext:
-		c.notifyNext(m.Payload)
+		c.notifyNext(m)
 	default:
 		k := key{kind: t.Kind.Request(), jobID: t.JobID, token: clientToken(m.Payload)}
 		// The table drops (and counts) a reply nobody waits for, including
 		// one without a readable token.
-		c.table.Deliver(k, response{rejected: t.Kind.IsRejected(), payload: m.Payload})
+		if !c.table.Deliver(k, response{rejected: t.Kind.IsRejected(), payload: m.Payload}) {
+			c.drop(nil, "reply nobody waits for", m)
+		}
 	}
 }
 
@@ -65,14 +68,25 @@ func (c *Client) dup(last *[]byte, payload []byte) bool {
 	return false
 }
 
-func (c *Client) notify(payload []byte) {
-	if c.dup(&c.lastNotify, payload) {
-		c.duplicates.Add(1)
+// drop counts a dropped message in counter (none when nil: the reply
+// table counts its own) and logs it at debug level.
+func (c *Client) drop(counter *atomic.Uint64, reason string, m ports.Message) {
+	if counter != nil {
+		counter.Add(1)
+	}
+	if c.logger != nil {
+		c.logger.Debug("jobs: message dropped", "reason", reason, "thing", c.thing, "topic", m.Topic, "bytes", len(m.Payload))
+	}
+}
+
+func (c *Client) notify(m ports.Message) {
+	if c.dup(&c.lastNotify, m.Payload) {
+		c.drop(&c.duplicates, "duplicate notification", m)
 		return
 	}
 	var n job.JobExecutionsChanged
-	if err := json.Unmarshal(payload, &n); err != nil {
-		c.ignored.Add(1)
+	if err := json.Unmarshal(m.Payload, &n); err != nil {
+		c.drop(&c.ignored, "undecodable notification", m)
 		return
 	}
 	c.changed.Store(true)
@@ -81,14 +95,14 @@ func (c *Client) notify(payload []byte) {
 	}
 }
 
-func (c *Client) notifyNext(payload []byte) {
-	if c.dup(&c.lastNext, payload) {
-		c.duplicates.Add(1)
+func (c *Client) notifyNext(m ports.Message) {
+	if c.dup(&c.lastNext, m.Payload) {
+		c.drop(&c.duplicates, "duplicate notification", m)
 		return
 	}
 	var n job.NextJobExecutionChanged
-	if err := json.Unmarshal(payload, &n); err != nil {
-		c.ignored.Add(1)
+	if err := json.Unmarshal(m.Payload, &n); err != nil {
+		c.drop(&c.ignored, "undecodable notification", m)
 		return
 	}
 	c.changed.Store(true)
