@@ -70,7 +70,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		StepTimeout:  *stepTimeout,
 		Logger:       logger,
 		OnResult:     report.result,
-		Client:       jobs.Options{Thing: conn.thing},
+		Client:       jobs.Options{Thing: conn.thing, Logger: logger},
 	})
 	if err != nil {
 		return err
