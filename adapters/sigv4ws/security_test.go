@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/iotjobs/iotjobs/adapters/sigv4ws"
@@ -31,21 +30,8 @@ func TestTLSBelow12Refused(t *testing.T) {
 			c, err := dialer(t, p.Addr(), sigv4ws.Config{}).Dial(testCtx(t))
 			if err == nil {
 				c.Close()
-				t.Fatal("Dial succeeded against a server that speaks no WebSocket")
 			}
-			herr := p.Handshake(t)
-			if !tt.refused {
-				if herr != nil {
-					t.Fatalf("TLS 1.2 handshake failed: %v (client: %v)", herr, err)
-				}
-				return
-			}
-			if herr == nil {
-				t.Fatalf("handshake completed with %s", tt.name)
-			}
-			if !strings.Contains(err.Error(), "protocol version") {
-				t.Errorf("Dial: %v, want a protocol version error", err)
-			}
+			tlstest.CheckVersion(t, p, err, tt.refused)
 		})
 	}
 }

@@ -144,3 +144,24 @@ func checkFields(t testing.TB, typ reflect.Type, path string) {
 		checkFields(t, f.Type, name)
 	}
 }
+
+// CheckVersion checks the outcome of a client's connection to p, whose
+// server speaks only the TLS versions the test chose: when refused, the
+// handshake must have failed and clientErr must name the protocol version;
+// otherwise the handshake must have completed. clientErr is the client's
+// error, which is never nil: the probe speaks TLS and nothing more.
+func CheckVersion(t testing.TB, p *Probe, clientErr error, refused bool) {
+	t.Helper()
+	if clientErr == nil {
+		t.Fatal("tlstest: the client succeeded against a server that speaks only TLS")
+	}
+	herr := p.Handshake(t)
+	switch {
+	case !refused && herr != nil:
+		t.Fatalf("TLS handshake failed: %v (client: %v)", herr, clientErr)
+	case refused && herr == nil:
+		t.Fatal("the handshake completed with a TLS version the client must refuse")
+	case refused && !strings.Contains(clientErr.Error(), "protocol version"):
+		t.Errorf("client error %v, want a protocol version error", clientErr)
+	}
+}
